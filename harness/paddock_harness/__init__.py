@@ -1,0 +1,1 @@
+"""Paddock harness: drives AgentRuns with the OpenAI Agents SDK in Kubernetes sandboxes."""

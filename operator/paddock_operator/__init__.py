@@ -1,0 +1,1 @@
+"""Paddock operator: the paddock.dev API, CRD generation, and the kopf controllers that reconcile it."""
