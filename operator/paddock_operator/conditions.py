@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
+from .reconcile.timeutil import format_time
+
 # AgentWorkspace condition types.
 STORAGE_READY: Final = "StorageReady"
 POD_READY: Final = "PodReady"
@@ -59,7 +61,7 @@ def make_condition(
         "status": status,
         "reason": reason,
         "message": message,
-        "lastTransitionTime": now.isoformat().replace("+00:00", "Z"),
+        "lastTransitionTime": format_time(now),
     }
     if generation is not None:
         condition["observedGeneration"] = generation

@@ -59,7 +59,7 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         action="append",
         dest="namespaces",
         default=None,
-        help="namespace to watch, repeatable (PADDOCK_NAMESPACES, comma-separated; default: all)",
+        help="namespace to watch, repeatable, globs allowed (PADDOCK_NAMESPACES, comma-separated; default: all)",
     )
     parser.add_argument(
         "--harness-service-account",
@@ -138,6 +138,7 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         resync_seconds=args.resync_seconds,
         workers=args.workers,
         leader_election=not args.no_leader_election,
+        lease_name=args.lease_name,
         lease_namespace=args.lease_namespace,
         metrics_port=args.metrics_port,
         health_port=args.health_port,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from kubernetes.utils.quantity import parse_quantity
+
 from .. import naming
 from ..api.workspace import AgentWorkspaceSpec, EgressMode, ResourceList, Resources
 from ..settings import OperatorSettings
@@ -41,10 +43,25 @@ def _merge_resources(user: Resources | None, defaults: Resources) -> dict[str, A
         out.update((mine or ResourceList()).model_dump(by_alias=True, exclude_none=True))
         return out
 
-    return {
-        "requests": merged(user.requests if user else None, defaults.requests),
-        "limits": merged(user.limits if user else None, defaults.limits),
-    }
+    requests = merged(user.requests if user else None, defaults.requests)
+    limits = merged(user.limits if user else None, defaults.limits)
+    # A default must not contradict a value the user set: the API rejects a pod whose request exceeds its
+    # limit, so a user's limit below the default request lowers the request, and a user's request above
+    # the default limit raises the limit.
+    mine_requests = (user.requests if user and user.requests else ResourceList()).model_dump(
+        by_alias=True, exclude_none=True
+    )
+    mine_limits = (user.limits if user and user.limits else ResourceList()).model_dump(by_alias=True, exclude_none=True)
+    for resource in requests.keys() & limits.keys():
+        try:
+            too_high = parse_quantity(requests[resource]) > parse_quantity(limits[resource])
+        except ValueError:
+            continue  # not a quantity the client understands: the API server reports it
+        if too_high and resource in mine_limits and resource not in mine_requests:
+            requests[resource] = limits[resource]
+        elif too_high and resource in mine_requests and resource not in mine_limits:
+            limits[resource] = requests[resource]
+    return {"requests": requests, "limits": limits}
 
 
 def build_pvc(owner: OwnerRef, spec: AgentWorkspaceSpec) -> dict[str, Any]:

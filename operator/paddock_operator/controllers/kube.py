@@ -145,7 +145,7 @@ class Kube:
     def post_event(self, involved: dict[str, Any], event_type: str, reason: str, message: str, component: str) -> None:
         """A core/v1 Event about `involved`, the kind `kubectl describe` shows. Best effort."""
         meta = involved["metadata"]
-        now = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -162,12 +162,8 @@ class Kube:
             "reason": reason,
             "message": message[:1024],
             "source": {"component": component},
-            "reportingComponent": component,
-            "reportingInstance": component,
-            "firstTimestamp": now.split(".")[0] + "Z",
-            "lastTimestamp": now.split(".")[0] + "Z",
-            "eventTime": now,
-            "action": reason,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
             "count": 1,
         }
         # Events are for humans: never fail a reconcile over one.

@@ -4,6 +4,7 @@ synchronous reconcilers in threads, while this replica holds the leader Lease.""
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import time
 from collections import Counter
@@ -38,7 +39,8 @@ class Manager:
         self.queue.add_after((kind, namespace, name), delay)
 
     def _watched(self, namespace: str) -> bool:
-        return not self.settings.namespaces or namespace in self.settings.namespaces
+        # The same glob patterns kopf accepts for --namespace, e.g. "team-*".
+        return not self.settings.namespaces or any(fnmatch.fnmatchcase(namespace, p) for p in self.settings.namespaces)
 
     async def start(self) -> None:
         self._tasks = [

@@ -71,6 +71,7 @@ def _finish(plan: RunPlan, body: dict[str, Any], phase: RunPhase, reason: str, m
     plan.status = {
         "phase": phase.value,
         "completionTime": format_time(now),
+        "queuePosition": None,  # a finished run waits for nothing (null removes it in the merge patch)
         "pendingApprovals": [],
         "conditions": cond.merge_conditions(
             previous.get("conditions") or [],

@@ -90,6 +90,10 @@ def _idle_deadline(ws: AgentWorkspace, observed: Observed) -> datetime | None:
     timeout = ws.spec.lifecycle.idle_timeout_seconds
     if timeout is None or observed.busy:
         return None
+    # Idleness counts only while the pod is ready: a pod coming back from spec.lifecycle.suspend would
+    # otherwise be suspended again at once by a lastActivityTime older than the timeout.
+    if not cond.is_true([c.to_wire() for c in ws.status.conditions] if ws.status else [], cond.POD_READY):
+        return None
     baseline = _activity_baseline(ws, observed)
     return baseline + timedelta(seconds=timeout) if baseline else None
 
@@ -226,7 +230,9 @@ def plan_workspace(
         generation,
     )
     parts = [storage, netpol, pod_condition]
-    failing = next((c for c in parts if c["status"] != "True"), None)
+    # A permanent pod failure explains more than a volume that is still binding: report it first.
+    order = [pod_condition, storage, netpol] if permanent_failure else parts
+    failing = next((c for c in order if c["status"] != "True"), None)
     ready = cond.make_condition(
         cond.READY,
         failing is None,
@@ -254,7 +260,7 @@ def plan_workspace(
         "podName": naming.pod_name(owner.name),
         "pvcName": naming.pvc_name(owner.name),
         "observedGeneration": generation,
-        "message": ready["message"] or None,
+        "message": ready["message"][:4096] or None,  # the CRD's maxLength
     }
     if deadlines:
         wait = (min(deadlines) - now).total_seconds()
