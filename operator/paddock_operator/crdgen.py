@@ -2,8 +2,8 @@
 
 pydantic's JSON Schema breaks Kubernetes' structural-schema rules in a few ways, which this module mends:
 `$defs`/`$ref` are inlined, `anyOf [X, null]` becomes plain optional X, `additionalProperties: false`
-and `title` are dropped, and nested objects built by a default factory get `default: {}` so that the
-apiserver applies their inner defaults too.
+and `title` are dropped, and nested objects built by a default factory get their full default so that the
+apiserver fills them in when omitted.
 
 Run as `python -m paddock_operator.crdgen --out crds --out charts/paddock/crds`.
 """
@@ -132,7 +132,7 @@ def _model_types_in(annotation: Any) -> Iterator[type[BaseModel]]:
 def _factory_defaults(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
     """Per `$defs` name, the defaults of fields built by a default factory, in wire form.
 
-    pydantic leaves these out of the JSON Schema; the apiserver needs `default: {}` on a nested object
+    pydantic leaves these out of the JSON Schema; the apiserver needs a default on a nested object
     for the object's own field defaults to apply when the user omits it.
     """
     defaults: dict[str, dict[str, Any]] = {}
@@ -143,7 +143,10 @@ def _factory_defaults(model: type[BaseModel]) -> dict[str, dict[str, Any]]:
             value = info.default_factory()  # type: ignore[call-arg]
             wire_name = info.alias or name
             if isinstance(value, BaseModel):
-                defaults.setdefault(current.__name__, {})[wire_name] = {}
+                # The whole default, not {}: the apiserver checks defaults against the CEL rules too.
+                defaults.setdefault(current.__name__, {})[wire_name] = value.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                )
             elif isinstance(value, list) and value:
                 defaults.setdefault(current.__name__, {})[wire_name] = [getattr(item, "value", item) for item in value]
     return defaults

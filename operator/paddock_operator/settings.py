@@ -109,6 +109,11 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         help="run without a Lease (single replica only) (PADDOCK_LEADER_ELECTION=false)",
     )
     parser.add_argument(
+        "--lease-name",
+        default=env("PADDOCK_LEASE_NAME", defaults.lease_name),
+        help="name of the leader-election Lease (PADDOCK_LEASE_NAME)",
+    )
+    parser.add_argument(
         "--lease-namespace",
         default=env("PADDOCK_LEASE_NAMESPACE", defaults.lease_namespace),
         help="namespace of the leader-election Lease (PADDOCK_LEASE_NAMESPACE)",

@@ -93,7 +93,7 @@ def apply_defaults(schema: JsonSchema, value: Any) -> Any:
     return value
 
 
-def _cel_errors(schema: JsonSchema, value: Any, old: Any, path: str) -> list[str]:
+def cel_errors(schema: JsonSchema, value: Any, old: Any, path: str) -> list[str]:
     errors: list[str] = []
     for rule in schema.get("x-kubernetes-validations", []):
         uses_old = "oldSelf" in rule["rule"]
@@ -110,13 +110,13 @@ def _cel_errors(schema: JsonSchema, value: Any, old: Any, path: str) -> list[str
         for name, sub in schema["properties"].items():
             if name in value:
                 old_child = old.get(name) if isinstance(old, dict) else None
-                errors += _cel_errors(sub, value[name], old_child, f"{path}.{name}")
+                errors += cel_errors(sub, value[name], old_child, f"{path}.{name}")
     elif isinstance(value, list) and "items" in schema:
         for index, item in enumerate(value):
             # Kubernetes correlates list items for transition rules only in list-type=map lists; by index is
             # close enough for our rules, which compare whole lists.
             old_item = old[index] if isinstance(old, list) and index < len(old) else None
-            errors += _cel_errors(schema["items"], item, old_item, f"{path}[{index}]")
+            errors += cel_errors(schema["items"], item, old_item, f"{path}[{index}]")
     return errors
 
 
@@ -130,4 +130,4 @@ def validate(crd: dict[str, Any], obj: dict[str, Any], old: dict[str, Any] | Non
     errors = [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in validator.iter_errors(obj)]
     if errors:
         return errors
-    return _cel_errors(schema, obj, old, "<root>")
+    return cel_errors(schema, obj, old, "<root>")

@@ -6,8 +6,10 @@ import filecmp
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
+from crd_validation import cel_errors
 
 from paddock_operator import crdgen
 from paddock_operator.api import AgentWorkspaceSpec
@@ -93,9 +95,27 @@ def test_crd_surface(crd: dict[str, Any]) -> None:
 
 
 def test_nested_defaults_are_applied_by_the_apiserver() -> None:
-    """Objects built by default factories carry `default: {}` so their inner defaults apply."""
+    """Objects built by default factories carry their full default, so an omitted object is filled in."""
     spec = crdgen.structural_schema(AgentWorkspaceSpec)
-    assert spec["properties"]["storage"]["default"] == {}
+    assert spec["properties"]["storage"]["default"] == {
+        "size": "1Gi",
+        "accessModes": ["ReadWriteOnce"],
+        "mountPath": "/workspace",
+        "retainOnDelete": False,
+    }
     assert spec["properties"]["storage"]["properties"]["size"]["default"] == "1Gi"
     assert spec["properties"]["storage"]["properties"]["accessModes"]["default"] == ["ReadWriteOnce"]
     assert spec["properties"]["network"]["properties"]["egress"]["default"] == "None"
+
+
+def test_defaults_satisfy_the_schema_and_cel_rules(crd: dict[str, Any]) -> None:
+    """The apiserver rejects a CRD whose defaults break its own rules (it evaluates CEL on them)."""
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    checked = 0
+    for path, node in _walk(schema):
+        if "default" not in node:
+            continue
+        checked += 1
+        jsonschema.Draft7Validator(node).validate(node["default"])
+        assert cel_errors(node, node["default"], node["default"], path) == [], path
+    assert checked > 5

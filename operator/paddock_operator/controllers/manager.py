@@ -8,7 +8,7 @@ import fnmatch
 import logging
 import time
 from collections import Counter
-from typing import Literal
+from typing import Any, Literal
 
 from kubernetes.client.exceptions import ApiException
 
@@ -107,7 +107,7 @@ class Manager:
         """Level-based safety net: look at every object again, and refresh the phase gauges."""
         for kind, gauge in (("AgentWorkspace", metrics.WORKSPACES), ("AgentRun", metrics.RUNS)):
             try:
-                items = await asyncio.to_thread(self.kube.list, API_VERSION, kind)
+                items = await asyncio.to_thread(self._list_watched, kind)
             except Exception as error:
                 log.warning("resync of %s failed: %s", kind, error)
                 continue
@@ -120,6 +120,13 @@ class Manager:
             gauge.clear()
             for phase, count in phases.items():
                 gauge.labels(phase).set(count)
+
+    def _list_watched(self, kind: str) -> list[dict[str, Any]]:
+        """List per namespace when they are named exactly (namespaced RBAC allows no cluster-wide list)."""
+        names = self.settings.namespaces
+        if names and not any(set(n) & set("*?[") for n in names):
+            return [item for n in names for item in self.kube.list(API_VERSION, kind, n)]
+        return self.kube.list(API_VERSION, kind)
 
     async def _handle(self, key: Key) -> float | None:
         if not self.leading.is_set():
