@@ -55,7 +55,7 @@ SPEC_VARIANTS: dict[str, dict[str, Any]] = {
         "nodeSelector": {"pool": "sandbox"},
         "tolerations": [{"key": "sandbox", "operator": "Exists", "effect": "NoSchedule"}],
     },
-    "network-internet": {"network": {"egress": "Internet", "allowDns": True}},
+    "network-internet": {"network": {"egress": "Internet", "allowDNS": True}},
     "storage-custom": {
         "storage": {"size": "5Gi", "mountPath": "/data", "retainOnDelete": True, "storageClassName": "fast"}
     },
@@ -344,7 +344,7 @@ def test_spec_hash_changes_with_the_pod_spec(changed: dict[str, Any]) -> None:
     [
         {"lifecycle": {"suspend": True}},
         {"lifecycle": {"idleTimeoutSeconds": 120}},
-        {"network": {"egress": "Internet", "allowDns": True}},
+        {"network": {"egress": "Internet", "allowDNS": True}},
         {"storage": {"size": "20Gi", "retainOnDelete": True}},
     ],
     ids=lambda fields: next(iter(fields)),
@@ -425,7 +425,7 @@ DNS_RULE = {
 
 @pytest.mark.parametrize(
     "network",
-    [{}, {"egress": "None", "allowDns": True}, {"egress": "Internet"}, {"egress": "Custom"}],
+    [{}, {"egress": "None", "allowDNS": True}, {"egress": "Internet"}, {"egress": "Custom"}],
 )
 def test_network_policy_selects_only_this_pod_and_denies_ingress(network: dict[str, Any]) -> None:
     policy = _policy(network)
@@ -446,13 +446,13 @@ def test_network_policy_selects_only_this_pod_and_denies_ingress(network: dict[s
     [
         ({}, []),
         ({"egress": "None"}, []),
-        ({"egress": "None", "allowDns": True}, [DNS_RULE]),
+        ({"egress": "None", "allowDNS": True}, [DNS_RULE]),
         ({"egress": "Custom"}, []),
         (
             {
                 "egress": "Custom",
                 "rules": [
-                    {"cidr": "203.0.113.0/24", "exceptCidrs": ["203.0.113.7/32"], "ports": [{"port": 443}]},
+                    {"cidr": "203.0.113.0/24", "exceptCIDRs": ["203.0.113.7/32"], "ports": [{"port": 443}]},
                     {"cidr": "198.51.100.10/32", "ports": [{"port": 53, "protocol": "UDP"}, {"port": 8080}]},
                     {"cidr": "2001:db8::/32"},
                 ],
@@ -470,7 +470,7 @@ def test_network_policy_selects_only_this_pod_and_denies_ingress(network: dict[s
             ],
         ),
         (
-            {"egress": "Custom", "allowDns": True, "rules": [{"cidr": "192.0.2.0/24"}]},
+            {"egress": "Custom", "allowDNS": True, "rules": [{"cidr": "192.0.2.0/24"}]},
             [DNS_RULE, {"to": [{"ipBlock": {"cidr": "192.0.2.0/24"}}]}],
         ),
     ],
@@ -481,7 +481,7 @@ def test_egress_rules_exactly(network: dict[str, Any], expected_egress: list[dic
 
 def test_dns_rule_follows_settings() -> None:
     settings = OperatorSettings(identity="t", dns_namespace="dns", dns_pod_label=("app", "coredns"))
-    (rule,) = _policy({"allowDns": True}, settings)["spec"]["egress"]
+    (rule,) = _policy({"allowDNS": True}, settings)["spec"]["egress"]
     assert rule["to"] == [
         {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dns"}},
@@ -557,7 +557,7 @@ def test_internet_egress_blocks_configured_cluster_cidrs() -> None:
 
 @pytest.mark.parametrize(("allow_dns", "rule_count"), [(False, 1), (True, 2)])
 def test_internet_egress_dns_only_when_allowed(allow_dns: bool, rule_count: int) -> None:
-    egress = _policy({"egress": "Internet", "allowDns": allow_dns})["spec"]["egress"]
+    egress = _policy({"egress": "Internet", "allowDNS": allow_dns})["spec"]["egress"]
     assert len(egress) == rule_count
     assert (DNS_RULE in egress) is allow_dns
 

@@ -126,7 +126,7 @@ def test_missing_workspace_ref_is_reported_and_rechecked() -> None:
 
 TEMPLATE = {
     "metadata": {"labels": {"team": "a"}, "annotations": {"note": "hi"}},
-    "spec": {"image": "sandbox:2", "network": {"egress": "Internet", "allowDns": True}},
+    "spec": {"image": "sandbox:2", "network": {"egress": "Internet", "allowDNS": True}},
 }
 
 
@@ -154,7 +154,7 @@ def test_template_creates_a_workspace_owned_by_the_run() -> None:
     assert meta["labels"] == {"team": "a", "paddock.dev/run": "task-7"}
     assert meta["annotations"] == {"note": "hi"}
     assert created["spec"]["image"] == "sandbox:2"
-    assert created["spec"]["network"] == {"egress": "Internet", "allowDns": True, "rules": []}
+    assert created["spec"]["network"] == {"egress": "Internet", "allowDNS": True, "rules": []}
     AgentWorkspace.model_validate(created)
     condition = workspace_ready(result)
     assert (condition["status"], condition["reason"]) == ("False", Reason.WORKSPACE_NOT_READY)

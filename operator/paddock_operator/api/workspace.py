@@ -139,7 +139,7 @@ class EgressRule(ApiModel):
     cidr: str = Field(max_length=64, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")
     """Destination IP block, e.g. 203.0.113.0/24."""
     except_cidrs: list[Annotated[str, Field(max_length=64, pattern=r"^[0-9a-fA-F:.]+/[0-9]{1,3}$")]] = Field(
-        default_factory=list, max_length=32
+        default_factory=list, max_length=32, alias="exceptCIDRs"
     )
     """IP blocks inside cidr that stay blocked."""
     ports: list[PortRule] = Field(default_factory=list, max_length=32)
@@ -148,9 +148,9 @@ class EgressRule(ApiModel):
     model_config = cel_config(
         cel("isCIDR(self.cidr)", "cidr must be a valid CIDR, e.g. 203.0.113.0/24", field_path=".cidr"),
         cel(
-            "!has(self.exceptCidrs) || self.exceptCidrs.all(c, isCIDR(c))",
-            "exceptCidrs must be valid CIDRs",
-            field_path=".exceptCidrs",
+            "!has(self.exceptCIDRs) || self.exceptCIDRs.all(c, isCIDR(c))",
+            "exceptCIDRs must be valid CIDRs",
+            field_path=".exceptCIDRs",
         ),
     )
 
@@ -161,7 +161,7 @@ class Network(ApiModel):
     egress: EgressMode = EgressMode.NONE
     """None (default): no egress at all. Internet: public addresses only (private ranges, CGNAT, link-local
     and cloud metadata, and the cluster's pod and service ranges stay blocked). Custom: exactly `rules`."""
-    allow_dns: bool = False
+    allow_dns: bool = Field(default=False, alias="allowDNS")
     """Allow DNS (UDP/TCP 53) to the cluster DNS service (default false)."""
     rules: list[EgressRule] = Field(default_factory=list, max_length=64)
     """Allowed destinations; only with egress Custom."""
