@@ -53,6 +53,7 @@ class OperatorProcess:
         self.log_path = log_path
         self.extra = list(extra)
         self.process: subprocess.Popen[bytes] | None = None
+        self.leader_election = False
 
     def start(self) -> None:
         args = [
@@ -63,7 +64,7 @@ class OperatorProcess:
             "0",
             "--health-port",
             "0",
-            "--no-leader-election",
+            *([] if self.leader_election else ["--no-leader-election"]),
             "--resync-seconds",
             "20",
             *self.extra,

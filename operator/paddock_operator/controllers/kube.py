@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +41,12 @@ class Kube:
         self._dynamic = DynamicClient(api_client)
         self._resources: dict[tuple[str, str], Resource] = {}
         self._lock = threading.Lock()
+        # Independent requests of one reconcile go out together: one round trip instead of several.
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="paddock-kube")
+
+    def gather(self, *calls: Callable[[], Any]) -> list[Any]:
+        """Run independent API calls concurrently; results in order, the first error raised."""
+        return [future.result() for future in [self._pool.submit(call) for call in calls]]
 
     def resource(self, api_version: str, kind: str) -> Resource:
         with self._lock:

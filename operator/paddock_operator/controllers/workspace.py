@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from .. import metrics, naming
@@ -30,12 +31,13 @@ def reconcile_workspace(kube: Kube, settings: OperatorSettings, namespace: str, 
     body = kube.get(API_VERSION, "AgentWorkspace", namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         return None  # owner references take the children away
-    observed = Observed(
-        pvc=kube.get("v1", "PersistentVolumeClaim", namespace, naming.pvc_name(name)),
-        pod=kube.get("v1", "Pod", namespace, naming.pod_name(name)),
-        network_policy=kube.get("networking.k8s.io/v1", "NetworkPolicy", namespace, naming.network_policy_name(name)),
-        busy=_busy(kube, namespace, name),
+    pvc, pod, network_policy, busy = kube.gather(
+        lambda: kube.get("v1", "PersistentVolumeClaim", namespace, naming.pvc_name(name)),
+        lambda: kube.get("v1", "Pod", namespace, naming.pod_name(name)),
+        lambda: kube.get("networking.k8s.io/v1", "NetworkPolicy", namespace, naming.network_policy_name(name)),
+        lambda: _busy(kube, namespace, name),
     )
+    observed = Observed(pvc=pvc, pod=pod, network_policy=network_policy, busy=bool(busy))
     now = datetime.now(UTC)
     plan = plan_workspace(body, observed, now, settings)
     for event_type, reason, message in plan.events:
@@ -45,8 +47,7 @@ def reconcile_workspace(kube: Kube, settings: OperatorSettings, namespace: str, 
         log.info("deleted workspace at its shutdownTime", extra={"namespace": namespace, "object": name})
         return None
 
-    for child in plan.apply:
-        kube.apply(child)
+    kube.gather(*(partial(kube.apply, child) for child in plan.apply))
     if plan.pod_action is PodAction.CREATE and plan.pod is not None:
         kube.create(plan.pod)
         log.info("created sandbox pod", extra={"namespace": namespace, "object": name})
