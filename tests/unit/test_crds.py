@@ -119,3 +119,10 @@ def test_defaults_satisfy_the_schema_and_cel_rules(crd: dict[str, Any]) -> None:
         jsonschema.Draft7Validator(node).validate(node["default"])
         assert cel_errors(node, node["default"], node["default"], path) == [], path
     assert checked > 5
+
+
+def test_api_reference_is_current() -> None:
+    from paddock_operator import apidoc
+
+    committed = (ROOT / "docs" / "api-reference.md").read_text()
+    assert committed == apidoc.render(), "docs/api-reference.md drifted from the models: run `make crds`"
