@@ -39,3 +39,5 @@ def configure(level: int = logging.INFO) -> None:
     root.setLevel(level)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # kopf logs every event handler call at INFO; ours only enqueue, so keep kopf's warnings and errors.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
