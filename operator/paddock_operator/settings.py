@@ -6,12 +6,10 @@ import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from .api.workspace import ResourceList, Resources
-
-
-def _env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+from .envflags import add_env_flag, add_env_switch, add_namespace_flag, env_list
 
 
 @dataclass(frozen=True)
@@ -46,43 +44,28 @@ class OperatorSettings:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
-    env = os.environ.get
-    defaults = OperatorSettings()
+    d = OperatorSettings()
     parser = argparse.ArgumentParser(
         prog="python -m paddock_operator",
         description="Paddock operator: reconciles AgentWorkspace and AgentRun resources. "
         "Every flag can also be set by the PADDOCK_* environment variable named in its help.",
     )
-    parser.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        default=None,
-        help="namespace to watch, repeatable, globs allowed (PADDOCK_NAMESPACES, comma-separated; default: all)",
-    )
-    parser.add_argument(
+    add_namespace_flag(parser)
+    flag = partial(add_env_flag, parser)
+    flag(
         "--harness-service-account",
-        default=env("PADDOCK_HARNESS_SERVICE_ACCOUNT", defaults.harness_service_account),
-        help="harness ServiceAccount name (PADDOCK_HARNESS_SERVICE_ACCOUNT)",
+        "PADDOCK_HARNESS_SERVICE_ACCOUNT",
+        d.harness_service_account,
+        "harness ServiceAccount, the only identity granted pods/exec into sandboxes",
     )
-    parser.add_argument(
+    flag(
         "--harness-namespace",
-        default=env("PADDOCK_HARNESS_NAMESPACE", defaults.harness_namespace),
-        help="namespace of the harness ServiceAccount (PADDOCK_HARNESS_NAMESPACE)",
+        "PADDOCK_HARNESS_NAMESPACE",
+        d.harness_namespace,
+        "namespace of the harness ServiceAccount",
     )
-    parser.add_argument(
-        "--sandbox-uid",
-        type=int,
-        default=int(env("PADDOCK_SANDBOX_UID", defaults.sandbox_uid)),
-        help="default non-root UID of sandbox processes (PADDOCK_SANDBOX_UID)",
-    )
-    parser.add_argument(
-        "--sandbox-gid",
-        type=int,
-        default=int(env("PADDOCK_SANDBOX_GID", defaults.sandbox_gid)),
-        help="default GID and fsGroup of sandboxes (PADDOCK_SANDBOX_GID)",
-    )
+    flag("--sandbox-uid", "PADDOCK_SANDBOX_UID", d.sandbox_uid, "default non-root UID of sandbox processes", type=int)
+    flag("--sandbox-gid", "PADDOCK_SANDBOX_GID", d.sandbox_gid, "default GID and fsGroup of sandboxes", type=int)
     parser.add_argument(
         "--cluster-cidr",
         action="append",
@@ -90,56 +73,33 @@ def parse_args(argv: Sequence[str] | None = None) -> OperatorSettings:
         default=None,
         help="pod/service CIDR blocked for egress Internet, repeatable (PADDOCK_CLUSTER_CIDRS)",
     )
-    parser.add_argument(
-        "--resync-seconds",
-        type=float,
-        default=float(env("PADDOCK_RESYNC_SECONDS", defaults.resync_seconds)),
-        help="full resync period (PADDOCK_RESYNC_SECONDS)",
-    )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=int(env("PADDOCK_WORKERS", defaults.workers)),
-        help="concurrent reconciles (PADDOCK_WORKERS)",
-    )
-    parser.add_argument(
+    flag("--resync-seconds", "PADDOCK_RESYNC_SECONDS", d.resync_seconds, "full resync period", type=float)
+    flag("--workers", "PADDOCK_WORKERS", d.workers, "concurrent reconciles", type=int)
+    add_env_switch(
+        parser,
         "--no-leader-election",
-        action="store_true",
-        default=env("PADDOCK_LEADER_ELECTION", "true").lower() == "false",
-        help="run without a Lease (single replica only) (PADDOCK_LEADER_ELECTION=false)",
+        "PADDOCK_LEADER_ELECTION",
+        "run without a Lease (a single replica only)",
+        on_value="false",
     )
-    parser.add_argument(
-        "--lease-name",
-        default=env("PADDOCK_LEASE_NAME", defaults.lease_name),
-        help="name of the leader-election Lease (PADDOCK_LEASE_NAME)",
-    )
-    parser.add_argument(
-        "--lease-namespace",
-        default=env("PADDOCK_LEASE_NAMESPACE", defaults.lease_namespace),
-        help="namespace of the leader-election Lease (PADDOCK_LEASE_NAMESPACE)",
-    )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(env("PADDOCK_METRICS_PORT", defaults.metrics_port)),
-        help="Prometheus metrics port, 0 to disable (PADDOCK_METRICS_PORT)",
-    )
-    parser.add_argument(
+    flag("--lease-name", "PADDOCK_LEASE_NAME", d.lease_name, "name of the leader-election Lease")
+    flag("--lease-namespace", "PADDOCK_LEASE_NAMESPACE", d.lease_namespace, "namespace of the leader-election Lease")
+    flag("--metrics-port", "PADDOCK_METRICS_PORT", d.metrics_port, "Prometheus metrics port, 0 to disable", type=int)
+    flag(
         "--health-port",
+        "PADDOCK_HEALTH_PORT",
+        d.health_port,
+        "liveness/readiness port (/healthz), 0 to disable",
         type=int,
-        default=int(env("PADDOCK_HEALTH_PORT", defaults.health_port)),
-        help="liveness/readiness port, /healthz (PADDOCK_HEALTH_PORT)",
     )
     args = parser.parse_args(argv)
-    namespaces = args.namespaces or _env_list("PADDOCK_NAMESPACES", "")
-    cluster_cidrs = args.cluster_cidrs or _env_list("PADDOCK_CLUSTER_CIDRS", ",".join(defaults.cluster_cidrs))
     return OperatorSettings(
-        namespaces=tuple(namespaces),
+        namespaces=tuple(args.namespaces or env_list("PADDOCK_NAMESPACES")),
         harness_service_account=args.harness_service_account,
         harness_namespace=args.harness_namespace,
         sandbox_uid=args.sandbox_uid,
         sandbox_gid=args.sandbox_gid,
-        cluster_cidrs=tuple(cluster_cidrs),
+        cluster_cidrs=tuple(args.cluster_cidrs or env_list("PADDOCK_CLUSTER_CIDRS", ",".join(d.cluster_cidrs))),
         resync_seconds=args.resync_seconds,
         workers=args.workers,
         leader_election=not args.no_leader_election,

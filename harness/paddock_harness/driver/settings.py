@@ -6,6 +6,9 @@ import argparse
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
+
+from paddock_operator.envflags import add_env_flag, add_env_switch, add_namespace_flag, env_list
 
 DEFAULT_INSTRUCTIONS = (
     "You are an autonomous software agent working in a sandboxed workspace. Use the tools to inspect and "
@@ -46,84 +49,72 @@ class HarnessSettings:
 
 def parse_args(argv: Sequence[str] | None = None) -> HarnessSettings:
     env = os.environ.get
-    defaults = HarnessSettings()
+    d = HarnessSettings()
     parser = argparse.ArgumentParser(
         prog="python -m paddock_harness",
         description="Paddock harness: drives AgentRuns with the OpenAI Agents SDK in Kubernetes sandboxes. "
         "Every flag can also be set by the PADDOCK_* environment variable named in its help. The default "
         "model key comes from OPENAI_API_KEY; a run's spec.model.apiKeySecretRef overrides it.",
     )
-    parser.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        default=None,
-        help="namespace to watch, repeatable (PADDOCK_NAMESPACES, comma-separated; default: all)",
-    )
-    parser.add_argument(
+    add_namespace_flag(parser)
+    flag = partial(add_env_flag, parser)
+    flag(
         "--max-concurrent-runs",
+        "PADDOCK_MAX_CONCURRENT_RUNS",
+        d.max_concurrent_runs,
+        "runs driven at once by this replica",
         type=int,
-        default=int(env("PADDOCK_MAX_CONCURRENT_RUNS", defaults.max_concurrent_runs)),
-        help="runs driven at once by this replica (PADDOCK_MAX_CONCURRENT_RUNS)",
     )
-    parser.add_argument(
-        "--default-model",
-        default=env("PADDOCK_DEFAULT_MODEL", defaults.default_model),
-        help="model for runs that name none (PADDOCK_DEFAULT_MODEL)",
-    )
-    parser.add_argument(
+    flag("--default-model", "PADDOCK_DEFAULT_MODEL", d.default_model, "model for runs that name none")
+    flag(
         "--default-base-url",
-        default=env("PADDOCK_DEFAULT_BASE_URL") or env("OPENAI_BASE_URL"),
-        help="OpenAI-compatible endpoint for runs that name none (PADDOCK_DEFAULT_BASE_URL, OPENAI_BASE_URL)",
+        "PADDOCK_DEFAULT_BASE_URL",
+        env("OPENAI_BASE_URL"),
+        "OpenAI-compatible endpoint for runs that name none; OPENAI_BASE_URL works too",
     )
-    parser.add_argument(
-        "--tracing",
-        action="store_true",
-        default=env("PADDOCK_TRACING", "false").lower() == "true",
-        help="export Agents SDK traces to OpenAI (PADDOCK_TRACING=true; default off)",
+    add_env_switch(
+        parser, "--tracing", "PADDOCK_TRACING", "export Agents SDK traces to OpenAI (default off)", on_value="true"
     )
-    parser.add_argument(
+    flag(
         "--model-max-retries",
+        "PADDOCK_MODEL_MAX_RETRIES",
+        d.model_max_retries,
+        "retries of a failed model request, with backoff",
         type=int,
-        default=int(env("PADDOCK_MODEL_MAX_RETRIES", defaults.model_max_retries)),
-        help="retries of a failed model request, with backoff (PADDOCK_MODEL_MAX_RETRIES)",
     )
-    parser.add_argument(
+    flag(
         "--model-timeout-seconds",
+        "PADDOCK_MODEL_TIMEOUT_SECONDS",
+        d.model_timeout_seconds,
+        "timeout of one model request",
         type=float,
-        default=float(env("PADDOCK_MODEL_TIMEOUT_SECONDS", defaults.model_timeout_seconds)),
-        help="timeout of one model request (PADDOCK_MODEL_TIMEOUT_SECONDS)",
     )
-    parser.add_argument(
+    flag(
         "--lease-duration-seconds",
+        "PADDOCK_LEASE_DURATION_SECONDS",
+        d.lease_duration_seconds,
+        "per-run claim Lease duration; a replica that stops renewing loses runs after it",
         type=float,
-        default=float(env("PADDOCK_LEASE_DURATION_SECONDS", defaults.lease_duration_seconds)),
-        help="per-run claim Lease duration; a replica that stops renewing loses runs after it "
-        "(PADDOCK_LEASE_DURATION_SECONDS)",
     )
-    parser.add_argument(
+    flag(
         "--resync-seconds",
+        "PADDOCK_RESYNC_SECONDS",
+        d.resync_seconds,
+        "full relist period, also how soon stale claims are taken over",
         type=float,
-        default=float(env("PADDOCK_RESYNC_SECONDS", defaults.resync_seconds)),
-        help="full relist period, also how soon stale claims are taken over (PADDOCK_RESYNC_SECONDS)",
     )
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=int(env("PADDOCK_METRICS_PORT", defaults.metrics_port)),
-        help="Prometheus metrics port, 0 to disable (PADDOCK_METRICS_PORT)",
-    )
-    parser.add_argument(
+    flag("--metrics-port", "PADDOCK_METRICS_PORT", d.metrics_port, "Prometheus metrics port, 0 to disable", type=int)
+    flag(
         "--health-port",
+        "PADDOCK_HEALTH_PORT",
+        d.health_port,
+        "liveness/readiness port serving /healthz and /readyz, 0 to disable",
         type=int,
-        default=int(env("PADDOCK_HEALTH_PORT", defaults.health_port)),
-        help="liveness/readiness port serving /healthz and /readyz, 0 to disable (PADDOCK_HEALTH_PORT)",
     )
-    parser.add_argument("--kubeconfig", default=env("KUBECONFIG"), help="kubeconfig path (KUBECONFIG)")
-    parser.add_argument("--context", default=env("PADDOCK_KUBE_CONTEXT"), help="kubeconfig context")
+    flag("--kubeconfig", "KUBECONFIG", None, "kubeconfig path")
+    flag("--context", "PADDOCK_KUBE_CONTEXT", None, "kubeconfig context")
     args = parser.parse_args(argv)
-    namespaces = args.namespaces or [item.strip() for item in env("PADDOCK_NAMESPACES", "").split(",") if item.strip()]
+    namespaces = args.namespaces or env_list("PADDOCK_NAMESPACES")
     if args.max_concurrent_runs < 1:
         parser.error("--max-concurrent-runs must be at least 1")
     return HarnessSettings(
