@@ -56,6 +56,7 @@ class Controller:
         self.deps = deps
         self.settings = deps.settings
         self.drives: dict[Key, asyncio.Task[str]] = {}
+        self.drivers: dict[Key, RunDriver] = {}
         self.latest: dict[Key, dict[str, Any]] = {}
         self._slots = asyncio.Semaphore(self.settings.max_concurrent_runs)
         self.ready = False
@@ -75,6 +76,9 @@ class Controller:
         self.latest[key] = body
         if task is not None:
             if run_ended_reason(body) is not None and (body.get("status") or {}).get("phase") != RunPhase.PENDING.value:
+                driver = self.drivers.get(key)
+                if driver is not None and driver.finishing:
+                    return  # our own final status coming back: let the drive tear down and release the claim
                 log.info("run ended elsewhere (%s): stopping its drive", run_ended_reason(body), extra=_log(key))
                 task.cancel()
             return
@@ -127,9 +131,12 @@ class Controller:
             current = asyncio.current_task()
             assert current is not None
             renewer = asyncio.create_task(self._renew(claim, current))
+            driver = RunDriver(self.deps, body)
+            self.drivers[key] = driver
             try:
-                outcome = await RunDriver(self.deps, body).drive()
+                outcome = await driver.drive()
             finally:
+                self.drivers.pop(key, None)
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer

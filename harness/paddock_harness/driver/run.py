@@ -74,6 +74,8 @@ class RunDriver:
         self.checkpoints = CheckpointStore(deps.kube, body)
         self.transcript = TranscriptWriter(deps.kube, body)
         self.meta = CheckpointMeta()
+        self.finishing = False
+        """The driver is writing the run's final phase: the watch event it causes must not cancel the drive."""
         self._crashed = False
         """The loaded checkpoint had calls in flight: the previous driver died while they ran."""
         self._result: RunResultStreaming | None = None
@@ -275,6 +277,8 @@ class RunDriver:
                 meta = CheckpointMeta(pending=pending, turns=result.current_turn, tool_calls=observer.tool_calls)
                 if not any(p.needs_human for p in pending):
                     meta = approvals.release(meta)
+                # Transcript first: a restart resumes after this checkpoint and never re-emits these entries.
+                await self.transcript.flush()
                 self.meta = await self.checkpoints.save(state.to_string(), session_state(target, session), meta)
                 await self.status.flush()
                 waiting = approvals.undecided(self.meta)
@@ -291,6 +295,7 @@ class RunDriver:
                 # The released calls ran: save their outputs before the next model call.
                 state = result.to_state()
                 meta = CheckpointMeta(turns=result.current_turn, tool_calls=observer.tool_calls)
+                await self.transcript.flush()
                 self.meta = await self.checkpoints.save(state.to_string(), session_state(target, session), meta)
                 await self.status.flush()
                 execute = False
@@ -354,6 +359,7 @@ class RunDriver:
     # -- outcomes ------------------------------------------------------------------------------------
 
     async def _succeed(self, output: str) -> str:
+        self.finishing = True
         await self.transcript.add("final", output, split=True)
         await self.transcript.flush()
         await self.status.write(
@@ -371,6 +377,7 @@ class RunDriver:
 
     async def _fail(self, reason: str, message: str) -> str:
         log.warning("run failed: %s: %s", reason, message, extra=self._log)
+        self.finishing = True
         try:
             await self.transcript.add("error", message, reason=reason)
             await self.status.write(
