@@ -45,6 +45,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> Non
     settings.batching.worker_limit = 64
     operator_settings: OperatorSettings = memo.get("settings") or parse_args([])
     memo["settings"] = operator_settings
+    # Exact namespace names need no cluster-wide namespace/CRD scanning; without this a namespaced
+    # install (Roles only) retries forbidden cluster-scoped lists for about a minute before kopf falls back.
+    if operator_settings.namespaces and not any(set(ns) & set("*?[]!") for ns in operator_settings.namespaces):
+        settings.scanning.disabled = True
     kube = Kube(load_api_client())
     manager = Manager(kube, operator_settings)
     await manager.start()

@@ -209,6 +209,7 @@ KNOWN_KINDS = {
     ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("apiextensions.k8s.io/v1", "CustomResourceDefinition"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("coordination.k8s.io/v1", "Lease"),
 }
 CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
 
@@ -469,11 +470,14 @@ def test_operator_tells_the_harness_identity_and_its_lease(default_docs: list[Do
         assert allows(rules, "coordination.k8s.io", "leases", verb, lease)
         assert not allows(rules, "coordination.k8s.io", "leases", verb, "someone-elses-lease")
     assert not allows(rules, "coordination.k8s.io", "leases", "delete")
+    # The chart owns the Lease, so that `helm uninstall` removes it with the release.
+    assert one(default_docs, "Lease", lease)["metadata"]["namespace"] == NAMESPACE
 
 
 def test_no_leader_election_means_no_lease_role(helm: str, tmp_path: Path) -> None:
     docs = render(helm, tmp_path, {"operator": {"leaderElection": {"enabled": False}}})
     assert find(docs, "Role") == []
+    assert find(docs, "Lease") == []
     assert env_value(one(docs, "Deployment", OPERATOR), "PADDOCK_LEADER_ELECTION") == "false"
 
 

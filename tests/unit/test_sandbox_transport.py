@@ -438,3 +438,12 @@ async def test_resume_same_pod_and_recreated_pod(server: FakeApiServer, tmp_path
         server.pod_uid = "uid-1"
         await client.aclose()
         await api.aclose()
+
+
+async def test_bearer_token_of_in_cluster_and_kubeconfig_configs() -> None:
+    # kubernetes>=3x stores tokens under "BearerToken" (in-cluster config does): a regression here made
+    # every in-cluster request anonymous.
+    for key in ("BearerToken", "authorization"):
+        cfg = k8s_client.Configuration(host="https://127.0.0.1:6443")
+        cfg.api_key[key] = "bearer abc"
+        assert await KubeApi(cfg).auth_headers() == {"Authorization": "bearer abc"}

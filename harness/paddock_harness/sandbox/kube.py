@@ -122,11 +122,13 @@ class KubeApi:
 
     async def auth_headers(self) -> dict[str, str]:
         headers: dict[str, str] = {}
+        # The kubernetes client stores tokens (in-cluster and kubeconfig) under "BearerToken";
+        # "authorization" is the older key, kept as the alias.
         if self.cfg.refresh_api_key_hook is not None:
             # The hook re-reads a rotated token file or runs an exec plugin: keep it off the loop.
-            token = await asyncio.to_thread(self.cfg.get_api_key_with_prefix, "authorization")
+            token = await asyncio.to_thread(self.cfg.get_api_key_with_prefix, "BearerToken", "authorization")
         else:
-            token = self.cfg.get_api_key_with_prefix("authorization")
+            token = self.cfg.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             headers["Authorization"] = token
         elif self.cfg.username and self.cfg.password:
