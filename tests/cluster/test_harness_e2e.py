@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import subprocess
 import sys
 import time
@@ -487,3 +488,25 @@ def test_rate_limits_are_retried_and_bad_keys_fail_clearly(
     assert DEFAULT_KEY not in json.dumps(failed)
     assert [r.status for r in locked.requests] == [401]  # not retried
     assert (condition(failed, "Finished") or {}).get("reason") == "ModelAuthenticationFailed"
+
+
+@pytest.mark.skipif(not os.environ.get("OPENAI_API_KEY"), reason="opt-in: set OPENAI_API_KEY to run against OpenAI")
+def test_one_small_run_against_the_real_openai_api(
+    paddock: Paddock, harness: Callable[..., HarnessProcess], kubectl: Kubectl
+) -> None:
+    """The same path as every other test, with a real model: the harness's default key, no baseURL."""
+    pod = ready_workspace(paddock, "real", resources=SMALL)
+    process = harness(api_key=os.environ["OPENAI_API_KEY"])
+    prompt = "Create a file answer.txt containing the number 42 (just the digits), then reply with the word done."
+    paddock.create(
+        run_manifest(
+            "real",
+            workspaceRef={"name": "real"},
+            prompt=prompt,
+            model={"name": os.environ.get("PADDOCK_TEST_MODEL", "gpt-5-mini")},
+            limits={"maxTurns": 10, "timeoutSeconds": 300},
+        )
+    )
+    run = wait_phase(paddock, process, "real", "Succeeded", timeout=300)
+    assert run["status"]["usage"]["totalTokens"] > 0
+    assert pod_exec(kubectl, paddock.namespace, pod, "cat /workspace/answer.txt").stdout.strip() == "42"
