@@ -1,8 +1,7 @@
 """Conformance of the Kubernetes sandbox client against real pods (issue 5, section 1).
 
 Most checks run against a plain pod on a PVC that the test builds itself (the client's exec layer
-works against any pod); the AgentWorkspace checks need the CRDs and a running operator and skip
-with the reason when the cluster has neither.
+works against any pod); the AgentWorkspace checks use the CRDs and the session operator (fixture `paddock`).
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ from agents.sandbox.session.sandbox_session import SandboxSession
 from agents.sandbox.snapshot import NoopSnapshotSpec
 from agents.testing import ScriptedModel, assistant_message, function_call
 from openai.types.responses import ResponseCustomToolCall
+from paddock_helpers import Paddock
 
 from paddock_harness.sandbox import (
     KubeApi,
@@ -319,26 +319,10 @@ async def test_runner_with_scripted_model(session: SandboxSession) -> None:
 # ---- AgentWorkspace mode (CRDs + operator) ------------------------------------------------
 
 
-async def require_workspace_api(kube_api: KubeApi) -> None:
-    crd = await kube_api.get_or_none(
-        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/agentworkspaces.paddock.dev"
-    )
-    if crd is None:
-        pytest.skip("the AgentWorkspace CRD is not installed in this cluster")
-    if not os.environ.get("PADDOCK_TEST_OPERATOR") and not await _operator_running(kube_api):
-        pytest.skip("no Paddock operator running (set PADDOCK_TEST_OPERATOR=1 to require one)")
-
-
-async def _operator_running(kube_api: KubeApi) -> bool:
-    selector = "app.kubernetes.io/name=paddock,app.kubernetes.io/component=operator"
-    pods = await kube_api.get("/api/v1/pods", params={"labelSelector": selector})
-    return any((p.get("status") or {}).get("phase") == "Running" for p in pods.get("items", []))
-
-
-async def test_agentworkspace_create_attach_delete_and_runner(kube: Path, kube_api: KubeApi, namespace: str) -> None:
-    await require_workspace_api(kube_api)
-    # An operator run by hand for one namespace (`python -m paddock_operator -n NS`) names it here.
-    namespace = os.environ.get("PADDOCK_TEST_WORKSPACE_NAMESPACE") or namespace
+async def test_agentworkspace_create_attach_delete_and_runner(
+    kube: Path, kube_api: KubeApi, namespace: str, paddock: Paddock
+) -> None:
+    # `paddock`: the CRDs are installed and the session operator reconciles this test's namespace.
     set_tracing_disabled(True)
     ws1, ws2 = (f"{prefix}-{uuid.uuid4().hex[:6]}" for prefix in ("keep", "temp"))
     client = KubernetesSandboxClient(kubeconfig=str(kube), activity_debounce_seconds=0.0)
