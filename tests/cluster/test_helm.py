@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import Kubectl, cluster_bin_dir
+from conftest import Kubectl, cluster_bin_dir, no_cluster
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from paddock_helpers import REPO, Paddock, sandbox_image, wait_for
