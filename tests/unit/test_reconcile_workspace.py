@@ -486,6 +486,15 @@ def test_idle_suspension_sticks_until_activity() -> None:
     assert plan(body, Observed(pvc=pvc(), network_policy=NETPOL), later).status["phase"] == "Suspended"
 
 
+def test_activity_after_idle_suspension_wakes_the_workspace() -> None:
+    """The harness (or `kubectl paddock shell`) wakes a workspace by writing status.lastActivityTime."""
+    body = workspace(IDLE, status=_idle_suspended_status())
+    body["status"]["lastActivityTime"] = (NOW + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    result = plan(body, Observed(pvc=pvc(), network_policy=NETPOL), NOW + timedelta(hours=1, seconds=1))
+    assert result.pod_action is PodAction.CREATE
+    assert result.status["phase"] == "Pending"
+
+
 def test_a_run_resumes_an_idle_suspended_workspace() -> None:
     body = workspace(IDLE, status=_idle_suspended_status())
     result = plan(body, Observed(pvc=pvc(), network_policy=NETPOL, busy=True), NOW + timedelta(hours=5))

@@ -98,11 +98,17 @@ def _idle_deadline(ws: AgentWorkspace, observed: Observed) -> datetime | None:
     return baseline + timedelta(seconds=timeout) if baseline else None
 
 
-def _was_idle_suspended(ws: AgentWorkspace) -> bool:
+def _still_idle_suspended(ws: AgentWorkspace) -> bool:
+    """Suspended for idleness, and no activity since: the harness wakes a workspace by writing
+    status.lastActivityTime, a run by needing it (Observed.busy)."""
     if not ws.status:
         return False
     pod_ready = cond.find([c.to_wire() for c in ws.status.conditions], cond.POD_READY)
-    return pod_ready is not None and pod_ready.get("reason") == Reason.IDLE_TIMEOUT
+    if pod_ready is None or pod_ready.get("reason") != Reason.IDLE_TIMEOUT:
+        return False
+    suspended_at = parse_time(pod_ready.get("lastTransitionTime"))
+    last_activity = parse_time(ws.status.last_activity_time)
+    return last_activity is None or suspended_at is None or last_activity <= suspended_at
 
 
 def plan_workspace(
@@ -136,7 +142,7 @@ def plan_workspace(
     idle_deadline = _idle_deadline(ws, observed)
     if idle_deadline is None:
         # No baseline left (the pod's readiness no longer counts once suspended): stay idle until activity.
-        idle = ws.spec.lifecycle.idle_timeout_seconds is not None and not observed.busy and _was_idle_suspended(ws)
+        idle = ws.spec.lifecycle.idle_timeout_seconds is not None and not observed.busy and _still_idle_suspended(ws)
     else:
         idle = now >= idle_deadline
     suspended_reason = Reason.SUSPENDED if ws.spec.lifecycle.suspend else Reason.IDLE_TIMEOUT if idle else None
