@@ -195,3 +195,23 @@ def test_shutdown_time_deletes_the_workspace(paddock: Paddock) -> None:
     when = (datetime.now(UTC) + timedelta(seconds=4)).isoformat(timespec="seconds").replace("+00:00", "Z")
     paddock.create(workspace_manifest("shortlived", lifecycle={"shutdownTime": when}))
     wait_for("the workspace to be deleted", lambda: paddock.workspace("shortlived") is None, timeout=30)
+
+
+def test_idle_workspace_is_suspended_and_a_new_run_wakes_it(paddock: Paddock) -> None:
+    """idleTimeoutSeconds (60 s at least) suspends through status only; a run needing the workspace resumes it."""
+    paddock.create(workspace_manifest("sleepy", lifecycle={"idleTimeoutSeconds": 60}))
+    paddock.wait_workspace_phase("sleepy", "Ready", timeout=60)
+    ws = paddock.wait_workspace_phase("sleepy", "Suspended", timeout=150)
+    assert condition(ws, "PodReady")["reason"] == "IdleTimeout"
+    assert ws["spec"]["lifecycle"]["suspend"] is False  # the operator never writes the spec
+    wait_for("the idle pod to go", lambda: paddock.pod("sleepy-sandbox") is None, timeout=60)
+    paddock.create(
+        {
+            "apiVersion": "paddock.dev/v1alpha1",
+            "kind": "AgentRun",
+            "metadata": {"name": "wake"},
+            "spec": {"workspaceRef": {"name": "sleepy"}, "prompt": "wake up"},
+        }
+    )
+    paddock.wait_workspace_phase("sleepy", "Ready", timeout=90)
+    paddock.wait_run_phase("wake", "Running", timeout=60)
