@@ -227,8 +227,13 @@ def test_example_run_succeeds_with_files_status_and_transcript(
             return {s.labels["outcome"]: s.value for s in drives.samples if s.name.endswith("_total")}
 
     assert wait_for("the drive to end", drive_outcomes, timeout=30) == {"Succeeded": 1.0}
-    lease = kubectl("get", "lease", "-n", paddock.namespace, protocol.lease_name(name), "-o", "json").stdout
-    assert "holderIdentity" not in json.loads(lease)["spec"]
+
+    # The claim is released right after the drive ends (the metric comes first): wait for it, bounded.
+    def released() -> bool:
+        lease = kubectl("get", "lease", "-n", paddock.namespace, protocol.lease_name(name), "-o", "json").stdout
+        return "holderIdentity" not in json.loads(lease)["spec"]
+
+    wait_for("the run's claim to be released", released, timeout=15, interval=0.5)
 
 
 # -- 2. approvals --------------------------------------------------------------------------------------
