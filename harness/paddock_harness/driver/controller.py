@@ -136,11 +136,13 @@ class Controller:
             try:
                 outcome = await driver.drive()
             finally:
-                self.drivers.pop(key, None)
                 renewer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await renewer
                 await asyncio.shield(claim.release())
+                # Only now: until the claim is released, our own final status event must still find the
+                # finishing driver, or observe() would cancel this task as "ended elsewhere".
+                self.drivers.pop(key, None)
             return outcome
         except asyncio.CancelledError:
             outcome = "Cancelled"
