@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,12 +229,18 @@ def test_example_run_succeeds_with_files_status_and_transcript(
 
     assert wait_for("the drive to end", drive_outcomes, timeout=30) == {"Succeeded": 1.0}
 
-    # The claim is released right after the drive ends (the metric comes first): wait for it, bounded.
-    def released() -> bool:
-        lease = kubectl("get", "lease", "-n", paddock.namespace, protocol.lease_name(name), "-o", "json").stdout
-        return "holderIdentity" not in json.loads(lease)["spec"]
+    # The claim is let go when the drive ends: released, or (if the release lost a race with a last renewal)
+    # no longer renewed, so that it expires. Either way no replica holds the run any more.
+    def let_go() -> bool:
+        spec = json.loads(
+            kubectl("get", "lease", "-n", paddock.namespace, protocol.lease_name(name), "-o", "json").stdout
+        )["spec"]
+        if "holderIdentity" not in spec:
+            return True
+        renewed = datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00"))
+        return datetime.now(UTC) > renewed + timedelta(seconds=spec["leaseDurationSeconds"])
 
-    wait_for("the run's claim to be released", released, timeout=15, interval=0.5)
+    wait_for("the run's claim to be let go", let_go, timeout=30, interval=0.5)
 
 
 # -- 2. approvals --------------------------------------------------------------------------------------
