@@ -297,28 +297,28 @@ class KubernetesSandboxSession(BaseSandboxSession):
             raise WorkspaceArchiveReadError(path=path, context={"exit_code": result.exit_code})
         return result.stdout
 
+    async def _feed(
+        self, argv: list[str], stdin: IO[bytes], length: int, what: tuple[str, str], error_path: Path
+    ) -> None:
+        """Run `argv` with `length` bytes of `stdin`; any failure is the SDK's WorkspaceArchiveWriteError."""
+        try:
+            result = await self._run(
+                argv, timeout_s=_ARCHIVE_TIMEOUT_S, command_for_errors=what, stdin=stdin, stdin_length=length
+            )
+        except (ExecTransportError, ExecTimeoutError) as e:
+            raise WorkspaceArchiveWriteError(path=error_path, cause=e, retryable=e.retryable) from e
+        if result.exit_code != 0:
+            stderr = result.stderr.decode("utf-8", "replace")[-4096:]
+            raise WorkspaceArchiveWriteError(path=error_path, context={"exit_code": result.exit_code, "stderr": stderr})
+
     async def write(self, path: Path, data: io.IOBase, *, user: str | User | None = None) -> None:
         payload = coerce_write_payload(path=path, data=data)
         workspace_path = await self._validate_path_access(path, for_write=True)
         path_arg = sandbox_path_str(workspace_path)
         length, stream = await asyncio.to_thread(_spool, cast(IO[bytes], payload.stream))
         argv = self._prepare_exec_command(*commands.write_file_command(path_arg, length), shell=False, user=user)
-        try:
-            with stream:
-                result = await self._run(
-                    argv,
-                    timeout_s=_ARCHIVE_TIMEOUT_S,
-                    command_for_errors=("write", path_arg),
-                    stdin=stream,
-                    stdin_length=length,
-                )
-        except (ExecTransportError, ExecTimeoutError) as e:
-            raise WorkspaceArchiveWriteError(path=workspace_path, cause=e, retryable=e.retryable) from e
-        if result.exit_code != 0:
-            raise WorkspaceArchiveWriteError(
-                path=workspace_path,
-                context={"exit_code": result.exit_code, "stderr": result.stderr.decode("utf-8", "replace")},
-            )
+        with stream:
+            await self._feed(argv, stream, length, ("write", path_arg), workspace_path)
 
     async def persist_workspace(self) -> io.IOBase:
         root = self._workspace_root_path()
@@ -380,22 +380,8 @@ class KubernetesSandboxSession(BaseSandboxSession):
                 length, ["tar", "-x", "--no-same-owner", "--no-overwrite-dir", "-C", root_arg]
             ),
         ]
-        try:
-            with archive:
-                result = await self._run(
-                    argv,
-                    timeout_s=_ARCHIVE_TIMEOUT_S,
-                    command_for_errors=("hydrate", root_arg),
-                    stdin=archive,
-                    stdin_length=length,
-                )
-        except (ExecTransportError, ExecTimeoutError) as e:
-            raise WorkspaceArchiveWriteError(path=error_root, cause=e, retryable=e.retryable) from e
-        if result.exit_code != 0:
-            raise WorkspaceArchiveWriteError(
-                path=error_root,
-                context={"exit_code": result.exit_code, "stderr": result.stderr.decode("utf-8", "replace")[-4096:]},
-            )
+        with archive:
+            await self._feed(argv, archive, length, ("hydrate", root_arg), error_root)
 
 
 def _spool(stream: IO[bytes], *, validate: bool = False) -> tuple[int, IO[bytes]]:
